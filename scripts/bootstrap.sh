@@ -15,6 +15,7 @@ Installs the pinned tools listed in versions.env into $LLM_STACK_CACHE (default 
   prom     prometheus, promtool
   keda     KEDA operator and metrics API server (built from source)
   crds     CRD manifests of KEDA, Prometheus Operator, Gateway API, Linkerd policy (pinned)
+  kind     kind (only with CLUSTER_RUNTIME=kind; it needs privileged containers)
   python   a virtual environment with the pinned Python dependencies of pyproject.toml
 Default: all groups. --print-env prints the PATH line to eval after installation.
 EOF
@@ -25,6 +26,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/lib.sh"
 
 ONLY="chart,cluster,sim,prom,keda,crds,python"
+[ "${CLUSTER_RUNTIME:-kwok}" = kind ] && ONLY="$ONLY,kind"
 PRINT_ENV=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -71,7 +73,13 @@ gowrap() {
   if have "$name" "$version" "$bin"; then log "$name $version: cached"; link "$name" "$version" "$bin"; return; fi
   log "$name $version: building $pkg from $module@$version"
   local w="$CACHE/build/$name-$version"; mkdir -p "$w"
-  printf 'module llmstack.local/%s-build\n\ngo 1.24\n\nrequire %s %s\n' "$name" "$module" "$version" > "$w/go.mod"
+  local gomod
+  gomod=$(cd "$w" && go mod download -json "$module@$version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+  {
+    printf 'module llmstack.local/%s-build\n\ngo 1.24\n\nrequire %s %s\n' "$name" "$module" "$version"
+    # the module's own exclude lines and version replacements still apply when it is a dependency
+    python3 "$ROOT/scripts/gomod-directives.py" "$gomod"
+  } > "$w/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$w/tools.go"
   (cd "$w" && go mod tidy >/dev/null 2>&1 && CGO_ENABLED=0 go build -trimpath -o "$(tooldir "$name" "$version")/$bin" "$pkg")
   link "$name" "$version" "$bin"
@@ -111,14 +119,18 @@ install_sim() {
 }
 
 install_prom() {
-  # Prometheus' module has no replace directives; without the builtinassets tag it serves no web UI,
-  # which the tests do not need.
-  goinstall prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus prometheus
-  goinstall prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool promtool
+  # Prometheus' go.mod has exclude lines, so it builds through the wrapper. Without the builtinassets
+  # tag it serves no web UI, which the tests do not need.
+  gowrap prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus
+  gowrap prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool promtool
 }
 
 install_keda() {
   "$ROOT/scripts/build-keda.sh"
+}
+
+install_kind() {
+  goinstall kind "$KIND_VERSION" sigs.k8s.io/kind kind
 }
 
 install_crds() {
@@ -143,6 +155,7 @@ want cluster && install_cluster_tools
 want prom && install_prom
 want crds && install_crds
 want keda && install_keda
+want kind && install_kind
 
 log "tools are in $CACHE/bin"
 if [ "$PRINT_ENV" = 1 ]; then echo "export PATH=\"$CACHE/bin:$CACHE/venv/bin:\$PATH\""; fi
