@@ -56,13 +56,13 @@ have() {
   for b in "$@"; do [ -x "$dir/$b" ] || return 1; done
 }
 
-# goinstall NAME VERSION MODULE/PKG[@] BIN: go install a module without replace directives
+# goinstall NAME VERSION PKG BIN [LDFLAGS] [CACHE KEY]: go install a module without replace directives
 goinstall() {
-  local name=$1 version=$2 pkg=$3 bin=$4
-  if have "$name" "$version" "$bin"; then log "$name $version: cached"; link "$name" "$version" "$bin"; return; fi
+  local name=$1 version=$2 pkg=$3 bin=$4 ldflags=${5:-} key=${6:-$2}
+  if have "$name" "$key" "$bin"; then log "$name $key: cached"; link "$name" "$key" "$bin"; return; fi
   log "$name $version: go install $pkg@$version"
-  GOBIN=$(tooldir "$name" "$version") CGO_ENABLED=0 go install -ldflags "${5:-}" "$pkg@$version"
-  link "$name" "$version" "$bin"
+  GOBIN=$(tooldir "$name" "$key") CGO_ENABLED=0 go install -ldflags "$ldflags" "$pkg@$version"
+  link "$name" "$key" "$bin"
 }
 
 # gowrap NAME VERSION MODULE PKG BIN: build PKG of MODULE@VERSION through a small wrapper module.
@@ -86,8 +86,11 @@ gowrap() {
 }
 
 install_chart_tools() {
-  goinstall helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  # Helm's Makefile stamps the Kubernetes version it was built against; without it `helm template` and
+  # `helm lint` assume Kubernetes 1.20 and reject our kubeVersion. The cache key carries the stamp.
+  local hk="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in chartutil lint/rules; do hk="$hk -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=34"; done
+  goinstall helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "$hk" "$HELM_VERSION-k8s1.34"
   goinstall kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform kubeconform
   gowrap ct "$CT_VERSION" github.com/helm/chart-testing/v3 github.com/helm/chart-testing/v3/ct ct
   goinstall helm-docs "$HELM_DOCS_VERSION" github.com/norwoodj/helm-docs/cmd/helm-docs helm-docs
