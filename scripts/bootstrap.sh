@@ -16,6 +16,7 @@ Installs the pinned tools listed in versions.env into $LLM_STACK_CACHE (default 
   keda     KEDA operator and metrics API server (built from source)
   crds     CRD manifests of KEDA, Prometheus Operator, Gateway API, Linkerd policy (pinned)
   kind     kind (only with CLUSTER_RUNTIME=kind; it needs privileged containers)
+  policy   checkov in its own virtual environment (scripts/install-checkov.sh)
   python   a virtual environment with the pinned Python dependencies of pyproject.toml
 Default: all groups. --print-env prints the PATH line to eval after installation.
 EOF
@@ -25,7 +26,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 
-ONLY="chart,cluster,sim,prom,keda,crds,python"
+ONLY="chart,cluster,sim,prom,keda,crds,python,policy"
 [ "${CLUSTER_RUNTIME:-kwok}" = kind ] && ONLY="$ONLY,kind"
 PRINT_ENV=0
 while [ $# -gt 0 ]; do
@@ -159,6 +160,7 @@ want prom && install_prom
 want crds && install_crds
 want keda && install_keda
 want kind && install_kind
+want policy && "$ROOT/scripts/install-checkov.sh"
 
 log "tools are in $CACHE/bin"
 if [ "$PRINT_ENV" = 1 ]; then echo "export PATH=\"$CACHE/bin:$CACHE/venv/bin:\$PATH\""; fi

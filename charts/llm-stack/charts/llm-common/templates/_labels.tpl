@@ -3,13 +3,13 @@ Selector labels: a strict subset of the labels that never changes over a release
 Call with (dict "root" $ "name" "vllm" "component" "server" "model" $m); model is optional.
 */}}
 {{- define "llm-common.selectorLabels" -}}
-app.kubernetes.io/name: {{ .name }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/name: {{ .name | quote }}
+app.kubernetes.io/instance: {{ .root.Release.Name | quote }}
 {{- with .component }}
-app.kubernetes.io/component: {{ . }}
+app.kubernetes.io/component: {{ . | quote }}
 {{- end }}
 {{- with .model }}
-llm-stack.io/model: {{ .name }}
+llm-stack.io/model: {{ .name | quote }}
 {{- end }}
 {{- end -}}
 
