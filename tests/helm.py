@@ -144,8 +144,9 @@ class Render:
         return out
 
     def yaml_text(self) -> str:
-        """The manifests as one multi-document YAML stream (for kubeconform, checkov)."""
-        return "".join("---\n" + yaml.safe_dump(m.obj, sort_keys=False) for m in self.manifests)
+        """The manifests as one multi-document YAML stream (for kubeconform, checkov). Each document is
+        written as JSON: PyYAML leaves strings such as `n` unquoted, which Go's YAML 1.1 reads as booleans."""
+        return "".join("---\n" + json.dumps(m.obj) + "\n" for m in self.manifests)
 
 
 _SOURCE = re.compile(r"^# Source: (.+)$", re.M)

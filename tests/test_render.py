@@ -157,7 +157,11 @@ def test_every_podmonitor_selects_pods_with_its_port(rendered: helm.Render) -> N
         assert matched, f"{pm}: selector {sel} matches no Deployment's pods"
         for ep in pm.obj["spec"]["podMetricsEndpoints"]:
             for w in matched:
-                assert ep.get("port") in container_ports(w), f"{pm}: port {ep.get('port')!r} is not a port of {w}"
+                ports = set(container_ports(w))
+                annotations = w.obj["spec"]["template"]["metadata"].get("annotations", {})
+                if annotations.get("linkerd.io/inject") == "enabled":
+                    ports.add("linkerd-admin")  # the port of the proxy container that Linkerd injects
+                assert ep.get("port") in ports, f"{pm}: port {ep.get('port')!r} is not a port of {w}"
 
 
 # --- pods that can start and serve --------------------------------------------------------------------
