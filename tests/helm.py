@@ -74,10 +74,11 @@ _TIMING = os.environ.get("LLM_STACK_HELM_TIMING")
 _timing_lock = threading.Lock()
 
 
-def run(args: Sequence[str], *, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(args: Sequence[str], *, input: str | None = None, timeout: float = 300,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a tool, capture text output; logs `helm template` calls when LLM_STACK_HELM_TIMING is set."""
     start = time.monotonic()
-    proc = subprocess.run(list(args), input=input, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(list(args), input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT)
     if _TIMING and Path(args[0]).name == "helm" and args[1] == "template":
         with _timing_lock, open(_TIMING, "a") as f:
             f.write(json.dumps({"args": list(args), "seconds": time.monotonic() - start}) + "\n")
