@@ -48,7 +48,54 @@ llm-stack.io/track: {{ .track | quote }}
 {{- end -}}
 
 {{/*
-GPUs per replica: gpu.count, else the tensor parallel size.
+Where a setting of one track was given, for error messages: the most specific level that sets `key`
+(a dotted path inside the vllm settings): the track's override, the model's vllm block, else
+vllm.defaults. Call with (dict "root" $ "model" $m "index" $i "track" $t.track "key" "gpu.count").
+*/}}
+{{- define "vllm.valuePath" -}}
+{{- $r := .model.rollout | default dict -}}
+{{- $levels := list -}}
+{{- if eq .track "canary" -}}
+{{- $levels = append $levels (list (($r.canary | default dict).vllm | default dict) (printf "global.models[%d].rollout.canary.vllm" (int .index))) -}}
+{{- else if has .track (list "blue" "green") -}}
+{{- $levels = append $levels (list ((get ($r.blueGreen | default dict) .track) | default dict) (printf "global.models[%d].rollout.blueGreen.%s" (int .index) .track)) -}}
+{{- end -}}
+{{- $levels = append $levels (list (.model.vllm | default dict) (printf "global.models[%d].vllm" (int .index))) -}}
+{{- $found := "vllm.defaults" -}}
+{{- range $l := $levels -}}
+{{- if eq $found "vllm.defaults" -}}
+{{- $node := index $l 0 -}}
+{{- $hit := true -}}
+{{- range $k := splitList "." $.key -}}
+{{- if and $hit (kindIs "map" $node) (hasKey $node $k) -}}
+{{- $node = get $node $k -}}
+{{- else -}}
+{{- $hit = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $hit -}}{{- $found = index $l 1 -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- printf "%s.%s" $found .key -}}
+{{- end -}}
+
+{{/*
+vLLM flags the chart renders from typed values; extraArgs must not repeat them (vLLM would take the
+last one, so the typed value would silently lose). Maps each flag to the value that sets it.
+*/}}
+{{- define "vllm.managedFlags" -}}
+{{- dict "--model" "global.models[].model" "--served-model-name" "global.models[].servedModelName" "--revision" "global.models[].revision" "--host" "(fixed: 0.0.0.0)" "--port" "(fixed: 8000)" "--tensor-parallel-size" "engine.tensorParallelSize" "-tp" "engine.tensorParallelSize" "--max-model-len" "engine.maxModelLen" "--gpu-memory-utilization" "engine.gpuMemoryUtilization" "--dtype" "engine.dtype" "--quantization" "engine.quantization" "-q" "engine.quantization" "--enable-prefix-caching" "engine.enablePrefixCaching" "--no-enable-prefix-caching" "engine.enablePrefixCaching" "--enable-chunked-prefill" "engine.enableChunkedPrefill" "--no-enable-chunked-prefill" "engine.enableChunkedPrefill" "--max-num-seqs" "engine.maxNumSeqs" "--enable-lora" "engine.lora.enabled" "--max-loras" "engine.lora.maxLoras" "--max-lora-rank" "engine.lora.maxLoraRank" "--lora-modules" "engine.lora.modules" "--api-key" "apiKey.existingSecret" | toJson -}}
+{{- end -}}
+
+{{/*
+A rollingUpdate bound (integer or percentage) is zero. Call with the value.
+*/}}
+{{- define "vllm.isZero" -}}
+{{- if eq (toString . | trimSuffix "%") "0" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+GPUs per replica: gpu.count, else the tensor parallel size. 0 runs on CPU only (the simulator).
 */}}
 {{- define "vllm.gpuCount" -}}
 {{- if kindIs "invalid" .gpu.count -}}{{ .engine.tensorParallelSize | int }}{{- else -}}{{ .gpu.count | int }}{{- end -}}
