@@ -12,7 +12,7 @@ Installs the pinned tools listed in versions.env into $LLM_STACK_CACHE (default 
   cluster  kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (built from source),
            etcd (built from source), kwok, kwokctl, metrics-server
   sim      llm-stack's vLLM simulator (tools/vllm-sim)
-  prom     prometheus, promtool
+  prom     prometheus, promtool, prometheus-adapter
   keda     KEDA operator and metrics API server (built from source)
   crds     CRD manifests of KEDA, Prometheus Operator, Gateway API, Linkerd policy (pinned)
   kind     kind (only with CLUSTER_RUNTIME=kind; it needs privileged containers)
@@ -127,6 +127,9 @@ install_prom() {
   # tag it serves no web UI, which the tests do not need.
   gowrap prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus
   gowrap prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool promtool
+  # prometheus-adapter serves the autoscaling chart's HPA `pods` and `external` metrics from Prometheus.
+  gowrap prometheus-adapter "$PROMETHEUS_ADAPTER_VERSION" sigs.k8s.io/prometheus-adapter \
+    sigs.k8s.io/prometheus-adapter/cmd/adapter prometheus-adapter
 }
 
 install_keda() {

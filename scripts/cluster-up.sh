@@ -102,6 +102,8 @@ metadata:
   annotations:
     kwok.x-k8s.io/node: fake
     node.alpha.kubernetes.io/ttl: "0"
+    # where metrics-server reads this node's resource usage (KWOK simulates it from pod annotations)
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/$name/metrics/resource
   labels:
     kubernetes.io/hostname: $name
     kubernetes.io/os: linux

@@ -56,8 +56,8 @@ moddir() {
 # fetch NAME VERSION MODULE SUBDIR GLOB: copy the CRD yamls of MODULE@VERSION/SUBDIR to crds/NAME-VERSION
 fetch() {
   local name=$1 version=$2 module=$3 sub=$4 glob=$5
-  local dest="$CACHE/crds/$name-$version"
-  if [ "$FORCE" = 0 ] && [ -f "$dest/.complete" ]; then log "crds $name $version: cached"; return; fi
+  local dest="$CACHE/crds/$name-$version" stamp="$3@$2/$4/$5"
+  if [ "$FORCE" = 0 ] && [ "$(cat "$dest/.complete" 2>/dev/null)" = "$stamp" ]; then log "crds $name $version: cached"; return; fi
   log "crds $name $version: $module@$version/$sub"
   local dir; dir=$(moddir "$module@$version")
   [ -d "$dir/$sub" ] || die "$module@$version has no $sub"
@@ -68,7 +68,7 @@ fetch() {
     install -m 0644 "$f" "$dest/"; n=$((n + 1))
   done
   [ "$n" -gt 0 ] || die "no CRDs matched $sub/$glob in $module@$version"
-  echo "$module@$version/$sub" > "$dest/.complete"
+  echo "$stamp" > "$dest/.complete"
   # cluster-up applies every file under crds/ recursively: keep only CRD manifests there.
 }
 
@@ -82,7 +82,8 @@ prune() {
   done
 }
 
-fetch keda "$KEDA_VERSION" github.com/kedacore/keda/v2 config/crd/bases 'keda.sh_*.yaml'
+# all of KEDA's CRDs: keda-operator stops without the eventing.keda.sh ones
+fetch keda "$KEDA_VERSION" github.com/kedacore/keda/v2 config/crd/bases '*.yaml'
 fetch prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" github.com/prometheus-operator/prometheus-operator \
   example/prometheus-operator-crd 'monitoring.coreos.com_*.yaml'
 fetch gateway-api "$GATEWAY_API_VERSION" sigs.k8s.io/gateway-api config/crd/standard 'gateway.networking.k8s.io_*.yaml'

@@ -76,7 +76,7 @@ class Load:
         load = self
 
         class H(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 text = (f"# TYPE {INFLIGHT} gauge\n"
                         f'{INFLIGHT}{{namespace="{load.namespace}",model_name="{load.served}"}} {load.inflight}\n')
                 self.send_response(200)

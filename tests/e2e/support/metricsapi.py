@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,27 +144,29 @@ def ensure_keda_eventing_crds(cluster: k8s.Cluster) -> None:
     if not missing:
         return
     version = helm_tools.versions()["KEDA_VERSION"]
-    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip() \
-        or str(Path.home() / "go" / "pkg" / "mod")
+    go = shutil.which("go")
+    modcache = (go and subprocess.run([go, "env", "GOMODCACHE"], check=False, capture_output=True,
+                                      text=True).stdout.strip()) or str(Path.home() / "go" / "pkg" / "mod")
     bases = Path(modcache) / f"github.com/kedacore/keda/v2@{version}" / "config" / "crd" / "bases"
     files = sorted(bases.glob("eventing.keda.sh_*.yaml"))
     if not files:
         raise RuntimeError(f"CRDs {missing} are not installed and {bases} has none; run scripts/build-keda.sh")
     for f in files:
         p = subprocess.run([helm_tools.tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), "apply",
-                            "--server-side", "-f", str(f)], capture_output=True, text=True, timeout=60)
+                            "--server-side", "-f", str(f)], check=False, capture_output=True, text=True, timeout=60)
         if p.returncode:
             raise RuntimeError(f"kubectl apply {f} failed: {p.stderr}")
     wait_for(lambda: all(api.get(name=n) for n in names), 30, f"CRDs {names}")
 
 
-def start_keda(procs: Procs, cluster: k8s.Cluster, workdir: Path) -> AggregatedAPI:
-    """keda-operator (ScaledObject controller, gRPC metrics service) and keda-adapter (external metrics)."""
+def start_keda(procs: Procs, cluster: k8s.Cluster, workdir: Path, watch_namespace: str) -> AggregatedAPI:
+    """keda-operator (ScaledObject controller, gRPC metrics service) and keda-adapter (external metrics),
+    watching only the test's namespace so that other tests' ScaledObjects on a shared cluster are left alone."""
     kubeconfig = cluster.kubeconfig
     ensure_keda_eventing_crds(cluster)
     certs = make_certs(workdir / "keda-certs", [f"keda-metrics-apiserver.{KEDA_NS}.svc", f"keda-operator.{KEDA_NS}.svc"])
     grpc = free_port()
-    env = {"KUBECONFIG": str(kubeconfig), "WATCH_NAMESPACE": "", "POD_NAMESPACE": KEDA_NS,
+    env = {"KUBECONFIG": str(kubeconfig), "WATCH_NAMESPACE": watch_namespace, "POD_NAMESPACE": KEDA_NS,
            "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NS, "KEDA_HTTP_DEFAULT_TIMEOUT": "5000"}
     hint = "scripts/build-keda.sh"
     procs.start("keda-operator", [
@@ -197,7 +200,7 @@ def start_prometheus_adapter(procs: Procs, cluster: k8s.Cluster, workdir: Path, 
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     procs.start("prometheus-adapter", [
-        binary("prometheus-adapter", "scripts/build-prometheus-adapter.sh"),
+        binary("prometheus-adapter", "scripts/bootstrap.sh --only prom"),
         *_server_flags(kubeconfig, certs, cluster_ca(kubeconfig), port), f"--cert-dir={certs}",
         f"--prometheus-url={prom_url}", f"--config={cfg}", "--metrics-relist-interval=5s", "--v=1",
     ], {"KUBECONFIG": str(kubeconfig)})

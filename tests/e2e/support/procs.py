@@ -45,7 +45,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
 
 def http_ok(url: str, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - local URLs only
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return 200 <= r.status < 300
     except (urllib.error.URLError, OSError):
         return False
@@ -78,7 +78,7 @@ class Procs:
         self.logdir.mkdir(parents=True, exist_ok=True)
         log = self.logdir / f"{name}.log"
         with open(log, "ab") as out:
-            popen = subprocess.Popen(  # noqa: S603 - pinned binaries, argument lists
+            popen = subprocess.Popen(
                 list(args), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})}, start_new_session=True,
             )

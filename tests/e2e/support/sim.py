@@ -7,11 +7,10 @@ simulator process per pod, and gives Prometheus the labels that the chart's Serv
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from tests import k8s
 
@@ -19,9 +18,16 @@ from .procs import HOST, Proc, Procs, binary, free_port, http_ok, wait_for
 from .prom import Prometheus
 
 
+def sim_binary() -> str:
+    """$LLM_STACK_VLLM_SIM (another simulator build, e.g. a work in progress), else the pinned build."""
+    override = os.environ.get("LLM_STACK_VLLM_SIM")
+    return override or binary("vllm-sim", "scripts/bootstrap.sh --only sim")
+
+
 @dataclass
 class SimOptions:
-    """Simulator flags: latencies in milliseconds; fake_metrics is passed through as-is."""
+    """Simulator flags: latencies in milliseconds, failure_rate in percent (0-100) of API requests,
+    fake_metrics is the JSON of --fake-metrics."""
 
     ttft_ms: int = 100
     itl_ms: int = 20
@@ -78,7 +84,7 @@ class PodRunner:
     def _start_sim(self, pod: str) -> Replica:
         port = free_port()
         proc = self.procs.start(f"vllm-sim-{pod}", [
-            binary("vllm-sim", "scripts/bootstrap.sh --only sim"), f"--model={self.model}",
+            sim_binary(), f"--model={self.model}",
             f"--served-model-name={self.served}", f"--host={HOST}", f"--port={port}", *self.options.args(),
         ])
         wait_for(lambda: http_ok(f"http://{HOST}:{port}/health") or not proc.alive(), 20, f"simulator for {pod}")
@@ -153,7 +159,7 @@ def wait_metric_names(base_url: str, names: list[str], timeout: float = 20) -> N
 
     def check() -> bool:
         nonlocal missing
-        with urllib.request.urlopen(f"{base_url}/metrics", timeout=3) as r:  # noqa: S310 - local URL
+        with urllib.request.urlopen(f"{base_url}/metrics", timeout=3) as r:
             text = r.read().decode()
         missing = [n for n in names if n not in text]
         return not missing
