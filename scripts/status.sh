@@ -14,8 +14,9 @@ ns=${ns:-$NAMESPACE}
 echo
 echo "== release $RELEASE (namespace $NAMESPACE, workloads in $ns)"
 helm status "$RELEASE" -n "$NAMESPACE" -o json | python3 -c '
-import json,sys; r=json.load(sys.stdin)
-print(f"   revision {r[\"version\"]}, status {r[\"info\"][\"status\"]}, chart {r[\"chart\"][\"metadata\"][\"name\"]}-{r[\"chart\"][\"metadata\"][\"version\"]}")'
+import json, sys
+r = json.load(sys.stdin)
+print("   revision %s, status %s, deployed %s" % (r["version"], r["info"]["status"], r["info"]["last_deployed"][:19]))'
 echo
 echo "== installed objects"
 kubectl get all,pvc,pdb,hpa,scaledobjects,servicemonitors,prometheusrules,httproutes -n "$ns" -l "$sel" 2>/dev/null \
