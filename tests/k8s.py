@@ -176,8 +176,11 @@ class Cluster:
         def done() -> client.V1Deployment | None:
             d = self.apps.read_namespaced_deployment(name, ns)
             return d if self.deployment_rolled_out(d) else None
-        return wait_until(done, timeout=timeout, what=f"Deployment {ns}/{name} to roll out",
-                          state=lambda: describe_deployment(self.apps.read_namespaced_deployment(name, ns)))
+        def state() -> str:
+            d = self.apps.read_namespaced_deployment(name, ns)
+            sel = ",".join(f"{k}={v}" for k, v in d.spec.selector.match_labels.items())
+            return f"{describe_deployment(d)}\n{self.pod_summary(ns, sel)}"
+        return wait_until(done, timeout=timeout, what=f"Deployment {ns}/{name} to roll out", state=state)
 
     def wait_pods_ready(self, ns: str, selector: str, count: int, timeout: float = 60) -> list[client.V1Pod]:
         return wait_until(
@@ -188,7 +191,9 @@ class Cluster:
     def pod_summary(self, ns: str, selector: str = "") -> str:
         lines = []
         for p in self.pods(ns, selector):
-            lines.append(f"  {p.metadata.name}: {p.status.phase} ready={pod_ready(p)} node={p.spec.node_name}")
+            why = next((f" ({c.reason}: {c.message})" for c in p.status.conditions or []
+                        if c.type == "PodScheduled" and c.status != "True"), "")
+            lines.append(f"  {p.metadata.name}: {p.status.phase} ready={pod_ready(p)} node={p.spec.node_name}{why}")
         return "\n".join(lines) or "  (no pods)"
 
     def endpoint_ips(self, ns: str, service: str) -> set[str]:
@@ -258,7 +263,8 @@ def connect(kubeconfig: Path | None = None, *, timeout: float = 5) -> Cluster:
     """A Cluster for this kubeconfig, after checking that the API server answers /readyz."""
     path = kubeconfig or kubeconfig_path()
     if not path.is_file():
-        raise ClusterUnreachable(f"no kubeconfig at {path} (from {'$KUBECONFIG' if os.environ.get('KUBECONFIG') else 'the default'}); {runtime_hint()}")
+        source = "$KUBECONFIG" if os.environ.get("KUBECONFIG") else "the default"
+        raise ClusterUnreachable(f"no kubeconfig at {path} (from {source}); {runtime_hint()}")
     try:
         api = config.new_client_from_config(config_file=str(path))
     except Exception as e:  # noqa: BLE001 - any parse error is a bad kubeconfig
@@ -284,8 +290,12 @@ def gpu_of(resources: dict[str, str] | None) -> int:
 
 
 def pod_gpus(p: client.V1Pod) -> int:
-    return sum(gpu_of((c.resources.limits if c.resources else None)) or gpu_of(c.resources.requests if c.resources else None)
-               for c in p.spec.containers)
+    """GPUs a pod holds: its containers' limits (or requests) of nvidia.com/gpu."""
+    total = 0
+    for c in p.spec.containers:
+        res = c.resources
+        total += gpu_of(res.limits if res else None) or gpu_of(res.requests if res else None)
+    return total
 
 
 def pod_ready(p: client.V1Pod) -> bool:

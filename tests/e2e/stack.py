@@ -11,12 +11,15 @@ A100 = "NVIDIA-A100-SXM4-80GB"
 H100 = "NVIDIA-H100-80GB-HBM3"
 
 
-def model(name: str, *, product: str, gpus: int = 1, replicas: int = 1, engine_args: list[str] | None = None,
-          revision: str = "", rollout: dict[str, Any] | None = None, vllm: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of global.models, with the vllm overrides the tests need."""
+def model(name: str, *, product: str, gpus: int = 1, replicas: int = 1, engine: dict[str, Any] | None = None,
+          extra_args: list[str] | None = None, revision: str = "", rollout: dict[str, Any] | None = None,
+          vllm: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of global.models, with the vllm overrides (charts/vllm `defaults` shape) the tests need."""
     over: dict[str, Any] = {"replicas": replicas, "gpu": {"count": gpus, "product": product}}
-    if engine_args is not None:
-        over["engine"] = {"extraArgs": engine_args}
+    if engine:
+        over["engine"] = engine
+    if extra_args is not None:
+        over["extraArgs"] = extra_args
     over.update(vllm or {})
     m: dict[str, Any] = {"name": name, "model": f"e2e/{name}", "vllm": over}
     if revision:
@@ -26,12 +29,13 @@ def model(name: str, *, product: str, gpus: int = 1, replicas: int = 1, engine_a
     return m
 
 
-def values(*models: dict[str, Any], storage: bool = False, namespace: str = "", **extra: Any) -> dict[str, Any]:
-    """Umbrella values: these models, autoscaling off (fixed replicas), mesh off, storage as asked."""
+def values(*models: dict[str, Any], storage: bool = False, mesh: bool = False, namespace: str = "",
+           **extra: Any) -> dict[str, Any]:
+    """Umbrella values: these models, autoscaling off (fixed replicas), mesh and storage as asked."""
     g: dict[str, Any] = {
         "models": list(models),
         "autoscaling": {"enabled": False},
-        "mesh": {"enabled": False},
+        "mesh": {"enabled": mesh},
         "storage": {"enabled": storage},
     }
     if namespace:

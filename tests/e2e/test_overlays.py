@@ -57,7 +57,7 @@ def expected_cr_kinds(values: dict[str, Any]) -> set[str]:
         kinds |= {"PrometheusRule"}
     if (g.get("mesh") or {}).get("enabled"):
         kinds |= {"Server", "AuthorizationPolicy"}
-    if any(((m.get("rollout") or {}).get("strategy")) == "canary" for m in models):
+    if (g.get("mesh") or {}).get("enabled") and ((values.get("mesh") or {}).get("routes") or {}).get("enabled", True):
         kinds.add("HTTPRoute")
     return kinds
 

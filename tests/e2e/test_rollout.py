@@ -3,8 +3,10 @@ restores the previous revision."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from tests import k8s
@@ -12,10 +14,13 @@ from tests.e2e import stack
 from tests.e2e.conftest import Releases
 
 NAME = "roll"
-PRODUCT = stack.H100
-REPLICAS, GPUS = 4, 4
-V1_ARGS = ["--max-num-seqs=128"]
-V2_ARGS = ["--max-num-seqs=64", "--enable-prefix-caching"]
+# Four replicas of half a node on two nodes of their own: every GPU of the product is taken, and nobody
+# else's pods (a shared cluster may run other installs) can hold or grab one.
+REPLICAS, GPUS, NODES = 4, 4, 2
+# v2 changes a typed engine setting and adds a free-form flag: both must reach the container.
+V1 = {"engine": {"maxNumSeqs": 128}, "extra_args": []}
+V2 = {"engine": {"maxNumSeqs": 64}, "extra_args": ["--max-num-batched-tokens=8192"]}
+V2_ARGS = ["--max-num-seqs=64", "--max-num-batched-tokens=8192"]
 
 
 def template_of(d: client.V1Deployment, api: client.ApiClient) -> dict[str, Any]:
@@ -60,19 +65,36 @@ def fill_gpus(cluster: k8s.Cluster, ns: str, product: str) -> int:
     return free
 
 
-def test_upgrade_on_full_gpus_keeps_pdb_and_rollback_restores(releases: Releases, cluster: k8s.Cluster,
-                                                             helm: k8s.Helm) -> None:
+@pytest.fixture
+def product(cluster: k8s.Cluster) -> Iterator[str]:
+    """A GPU product only this test uses: two KWOK nodes of it (on kind: the H100 nodes, topped up)."""
+    if cluster.runtime() != "kwok":
+        yield stack.H100
+        return
+    name = k8s.unique("NVIDIA-E2E-ROLLOUT", 4)
+    nodes = [f"e2e-rollout-{name[-4:]}-{i}" for i in range(NODES)]
+    try:
+        cluster.add_kwok_gpu_nodes(nodes, name)
+        yield name
+    finally:
+        cluster.delete_nodes(nodes)
+
+
+def test_upgrade_on_full_gpus_keeps_pdb_and_rollback_restores(product: str, releases: Releases,
+                                                             cluster: k8s.Cluster, helm: k8s.Helm) -> None:
     v1 = releases.values_file("v1", stack.values(
-        stack.model(NAME, product=PRODUCT, replicas=REPLICAS, gpus=GPUS, engine_args=V1_ARGS)))
+        stack.model(NAME, product=product, replicas=REPLICAS, gpus=GPUS, **V1)))
     v2 = releases.values_file("v2", stack.values(
-        stack.model(NAME, product=PRODUCT, replicas=REPLICAS, gpus=GPUS, engine_args=V2_ARGS)))
+        stack.model(NAME, product=product, replicas=REPLICAS, gpus=GPUS, **V2)))
     rel = releases.install("rollout", [v1])
     ns, dep = rel.workload_namespace, stack.fullname(rel.name, NAME)
     sel = stack.model_selector(rel.name, NAME)
+    # helm --wait accepts replicas - maxUnavailable Ready pods; the test needs every replica up.
+    cluster.wait_rolled_out(ns, dep, timeout=30)
 
-    fill_gpus(cluster, ns, PRODUCT)
-    free = cluster.free_gpus(PRODUCT)
-    assert sum(free.values()) == 0, f"the {PRODUCT} nodes still have free GPUs: {free}"
+    fill_gpus(cluster, ns, product)
+    free = cluster.free_gpus(product)
+    assert sum(free.values()) == 0, f"the {product} nodes still have free GPUs: {free}"
 
     pdbs = [p for p in cluster.policy.list_namespaced_pod_disruption_budget(ns).items
             if p.spec.selector.match_labels and all(
@@ -85,7 +107,12 @@ def test_upgrade_on_full_gpus_keeps_pdb_and_rollback_restores(releases: Releases
     before = template_of(cluster.apps.read_namespaced_deployment(dep, ns), cluster.api)
     with k8s.watch_deployment(cluster, ns, dep) as seen:
         # No spare GPU: with a surge the new pod would stay Pending and --wait would time out.
-        releases.upgrade(rel, [v2], timeout="60s")
+        try:
+            releases.upgrade(rel, [v2], timeout="45s")
+        except k8s.HelmError as e:
+            raise AssertionError(
+                f"the upgrade did not complete on a cluster with no spare {product} GPU (a surge pod cannot "
+                f"schedule: the rollout must not surge):\n{e}\n{cluster.pod_summary(ns, sel)}") from None
     after = cluster.wait_rolled_out(ns, dep, timeout=30)
     assert template_of(after, cluster.api) != before, "the upgrade did not change the pod template"
     c = after.spec.template.spec.containers[0]

@@ -12,10 +12,14 @@ BUILTIN = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
 
 
 def claims(cluster: k8s.Cluster, ns: str) -> dict[str, tuple[str, str]]:
-    """name -> (uid, bound volume) of every PVC in a namespace."""
+    """name -> (uid, bound volume) of every live PVC in a namespace.
+
+    A claim being deleted is lost already (pvc-protection only delays it until its pods are gone).
+    """
     out = {}
     for c in cluster.core.list_namespaced_persistent_volume_claim(ns).items:
-        out[c.metadata.name] = (c.metadata.uid, c.spec.volume_name or "")
+        if c.metadata.deletion_timestamp is None:
+            out[c.metadata.name] = (c.metadata.uid, c.spec.volume_name or "")
     return out
 
 
@@ -54,3 +58,7 @@ def test_uninstall_keeps_namespace_and_model_claims_and_reinstall_reuses_them(
     again = claims(cluster, ns)
     assert again == first, f"the reinstall did not reuse the claims: before {first}, after {again}"
     assert all_bound(cluster, ns)
+    for _, volume in again.values():
+        pv = cluster.core.read_persistent_volume(volume)
+        assert pv.status.phase == "Bound" and pv.spec.claim_ref.uid in {uid for uid, _ in first.values()}, \
+            f"volume {volume} is {pv.status.phase}, claimed by {pv.spec.claim_ref}"
