@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import simctl
+import simctl  # noqa: E402 (after the sys.path setup)
 
 TTFT_MS, ITL_MS, OUT_TOKENS = 100.0, 20.0, 16
 TTFT_H, ITL_H = "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import analysis
-import config
+import analysis  # noqa: E402 (after the sys.path setup)
+import config  # noqa: E402 (after the sys.path setup)
 
 EXIT = {"PASS": 0, "FAIL": 1, "INVALID": 3}
 

@@ -65,6 +65,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, cluster: k8s.Cluster) -> Ite
 def keda(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AggregatedAPI]:
     api = start_keda(stack.procs, stack.cluster, tmp_path_factory.mktemp("keda-run"), stack.namespace)
     yield api
+    # ScaledObjects carry KEDA's finalizer: delete them while the operator still runs, or the namespace
+    # that the stack fixture deletes next would stay Terminating for good.
+    so = stack.cluster.dynamic.resources.get(api_version="keda.sh/v1alpha1", kind="ScaledObject")
+    for item in so.get(namespace=stack.namespace).items:
+        so.delete(name=item.metadata.name, namespace=stack.namespace)
+    k8s.wait_until(lambda: not so.get(namespace=stack.namespace).items, timeout=60,
+                   what="KEDA to release its ScaledObjects")
     api.close()
 
 

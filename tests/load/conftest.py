@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LOADTESTS = ROOT / "loadtests"
 sys.path.insert(0, str(LOADTESTS))
-import simctl
+import simctl  # noqa: E402 (after the sys.path setup)
 
 
 @dataclass
