@@ -195,6 +195,23 @@ add_crds() {
   kubectl wait --for condition=established --timeout=60s crd --all >/dev/null
 }
 
+# kwokctl starts every component at once; one that lost the race against the API server (metrics-server
+# panics when it cannot read its CA at start) stays down. `kwokctl start cluster` starts only what is not
+# running, so call it once the API server answers, then wait for the metrics API.
+kwok_settle() {
+  KWOK_KUBE_VERSION=$KUBERNETES_VERSION kwokctl start cluster --name "$NAME" >>"$CACHE/cluster-up.log" 2>&1 \
+    || die "kwokctl could not restart the cluster's components (log: $CACHE/cluster-up.log)"
+  command -v metrics-server >/dev/null || return 0
+  local i
+  for i in $(seq 1 60); do
+    [ "$(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)" = True ] && return 0
+    # still down after a while: it may have died again; start it once more
+    [ $((i % 15)) = 0 ] && KWOK_KUBE_VERSION=$KUBERNETES_VERSION kwokctl start cluster --name "$NAME" >>"$CACHE/cluster-up.log" 2>&1
+    sleep 2
+  done
+  die "the metrics API (metrics-server) did not become available; see ~/.kwok/clusters/$NAME/logs/metrics-server.log"
+}
+
 case "$RUNTIME" in
   kwok) kwok_up ;;
   kind) kind_up ;;
@@ -205,6 +222,7 @@ add_nodes
 add_storage
 [ "${LLM_STACK_SKIP_CRDS:-0}" = 1 ] || add_crds
 kubectl wait --for condition=Ready node --all --timeout=60s >/dev/null || die "nodes did not become Ready"
+[ "$RUNTIME" = kwok ] && kwok_settle
 
 log "cluster '$NAME' is up: $(kubectl get nodes --no-headers | wc -l) nodes ($GPU_NODES GPU x 8, $CPU_NODES CPU)"
 log "use it with: export KUBECONFIG=$KUBECONFIG_OUT"
