@@ -13,7 +13,7 @@ Installs the pinned tools listed in versions.env into $LLM_STACK_CACHE (default 
            etcd (built from source), kwok, kwokctl, metrics-server
   sim      llm-stack's vLLM simulator (tools/vllm-sim)
   prom     prometheus, promtool, prometheus-adapter
-  keda     KEDA operator and metrics API server (built from source)
+  keda     KEDA operator and metrics API server (keda-operator, keda-adapter; built from source)
   crds     CRD manifests of KEDA, Prometheus Operator, Gateway API, Linkerd policy (pinned)
   kind     kind (only with CLUSTER_RUNTIME=kind; it needs privileged containers)
   policy   checkov in its own virtual environment (scripts/install-checkov.sh)
@@ -66,11 +66,11 @@ goinstall() {
   link "$name" "$key" "$bin"
 }
 
-# gowrap NAME VERSION MODULE PKG BIN: build PKG of MODULE@VERSION through a small wrapper module.
+# gowrap NAME VERSION MODULE PKG BIN [LDFLAGS]: build PKG of MODULE@VERSION through a small wrapper module.
 # Needed where `go install pkg@version` cannot be used: the module has replace directives, or the proxy
 # refuses the module's version list (go install asks it for deprecation notices).
 gowrap() {
-  local name=$1 version=$2 module=$3 pkg=$4 bin=$5
+  local name=$1 version=$2 module=$3 pkg=$4 bin=$5 ldflags=${6:-}
   if have "$name" "$version" "$bin"; then log "$name $version: cached"; link "$name" "$version" "$bin"; return; fi
   log "$name $version: building $pkg from $module@$version"
   local w="$CACHE/build/$name-$version"; mkdir -p "$w"
@@ -82,7 +82,9 @@ gowrap() {
     python3 "$ROOT/scripts/gomod-directives.py" "$gomod"
   } > "$w/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$w/tools.go"
-  (cd "$w" && go mod tidy >/dev/null 2>&1 && CGO_ENABLED=0 go build -trimpath -o "$(tooldir "$name" "$version")/$bin" "$pkg")
+  (cd "$w" && go mod tidy >/dev/null \
+    && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$(tooldir "$name" "$version")/$bin" "$pkg") \
+    || die "building $pkg from $module@$version failed (see the go output above)"
   link "$name" "$version" "$bin"
 }
 
@@ -133,7 +135,10 @@ install_prom() {
 }
 
 install_keda() {
-  "$ROOT/scripts/build-keda.sh"
+  # KEDA's go.mod pins dependencies with replace lines; gowrap repeats them in the wrapper module.
+  local ld="-X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION"
+  gowrap keda "$KEDA_VERSION" github.com/kedacore/keda/v2 github.com/kedacore/keda/v2/cmd/operator keda-operator "$ld"
+  gowrap keda "$KEDA_VERSION" github.com/kedacore/keda/v2 github.com/kedacore/keda/v2/cmd/adapter keda-adapter "$ld"
 }
 
 install_kind() {

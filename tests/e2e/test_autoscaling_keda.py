@@ -1,6 +1,6 @@
 """KEDA scales a model's Deployment on vLLM queue depth, with the ScaledObject our chart renders.
 
-keda-operator and keda-adapter (built from the pinned module by scripts/build-keda.sh) run as local
+keda-operator and keda-adapter (built from the pinned module by scripts/bootstrap.sh --only keda) run as local
 processes against the local API server; keda-adapter is registered as v1beta1.external.metrics.k8s.io.
 The ScaledObject queries a local Prometheus that scrapes one simulator per Ready pod of the Deployment,
 so more replicas really drain the queue. Timeline: reports/autoscaling.png and .json.

@@ -150,7 +150,7 @@ def ensure_keda_eventing_crds(cluster: k8s.Cluster) -> None:
     bases = Path(modcache) / f"github.com/kedacore/keda/v2@{version}" / "config" / "crd" / "bases"
     files = sorted(bases.glob("eventing.keda.sh_*.yaml"))
     if not files:
-        raise RuntimeError(f"CRDs {missing} are not installed and {bases} has none; run scripts/build-keda.sh")
+        raise RuntimeError(f"CRDs {missing} are not installed and {bases} has none; run scripts/bootstrap.sh --only keda")
     for f in files:
         p = subprocess.run([helm_tools.tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), "apply",
                             "--server-side", "-f", str(f)], check=False, capture_output=True, text=True, timeout=60)
@@ -168,7 +168,7 @@ def start_keda(procs: Procs, cluster: k8s.Cluster, workdir: Path, watch_namespac
     grpc = free_port()
     env = {"KUBECONFIG": str(kubeconfig), "WATCH_NAMESPACE": watch_namespace, "POD_NAMESPACE": KEDA_NS,
            "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NS, "KEDA_HTTP_DEFAULT_TIMEOUT": "5000"}
-    hint = "scripts/build-keda.sh"
+    hint = "scripts/bootstrap.sh --only keda"
     procs.start("keda-operator", [
         binary("keda-operator", hint), f"--metrics-bind-address={HOST}:{free_port()}",
         f"--health-probe-bind-address={HOST}:{free_port()}", f"--metrics-service-bind-address={HOST}:{grpc}",
@@ -182,12 +182,17 @@ def start_keda(procs: Procs, cluster: k8s.Cluster, workdir: Path, watch_namespac
     ], env)
     api = AggregatedAPI(cluster, "keda-metrics-apiserver", KEDA_NS, port, certs / "ca.crt",
                         [("external.metrics.k8s.io", "v1beta1")])
+    return _serve(api, procs, "keda-adapter")
+
+
+def _serve(api: AggregatedAPI, procs: Procs, name: str) -> AggregatedAPI:
+    """Register the APIService and wait until the API server calls it Available; on timeout, show why."""
     api.register()
     try:
         api.wait_available(90)
     except TimeoutError as e:
         procs.check_alive()
-        raise AssertionError(f"{e}\nkeda-adapter log:\n{procs.procs[-1].tail()}") from None
+        raise AssertionError(f"{e}\n{name} log:\n{procs.procs[-1].tail()}") from None
     return api
 
 
@@ -206,10 +211,4 @@ def start_prometheus_adapter(procs: Procs, cluster: k8s.Cluster, workdir: Path, 
     ], {"KUBECONFIG": str(kubeconfig)})
     api = AggregatedAPI(cluster, "prometheus-adapter", "monitoring", port, certs / "ca.crt",
                         [("custom.metrics.k8s.io", "v1beta1"), ("external.metrics.k8s.io", "v1beta1")])
-    api.register()
-    try:
-        api.wait_available(90)
-    except TimeoutError as e:
-        procs.check_alive()
-        raise AssertionError(f"{e}\nprometheus-adapter log:\n{procs.procs[-1].tail()}") from None
-    return api
+    return _serve(api, procs, "prometheus-adapter")
